@@ -1,0 +1,5 @@
+//go:build !cgo || !seccomp
+
+package process
+
+const seccompBuilt = false
