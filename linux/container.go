@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -195,12 +196,12 @@ func (e *Engine) Create(ctx context.Context, id string, o CreateOpts) (_ *Contai
 		treeFiles = append(treeFiles, f)
 	}
 	if err := conn.Send(msg.KindConfig, cfg, treeFiles...); err != nil {
-		return nil, fmt.Errorf("send config: %w", err)
+		return nil, initDied(pid, fmt.Errorf("send config: %w", err))
 	}
 	if err := c.converse(conn, spec.Process.Terminal, o.ConsoleSocket, o.OnConsole, func() error {
 		return c.createHooks()
 	}); err != nil {
-		return nil, err
+		return nil, initDied(pid, err)
 	}
 	if err := c.s.write(dir); err != nil {
 		return nil, err
@@ -218,8 +219,8 @@ func (c *Container) converse(conn *msg.Conn, terminal bool, socket string, onCon
 	for {
 		m, files, err := conn.Recv()
 		if err != nil {
-			if err == io.EOF {
-				return errors.New("container init exited during setup")
+			if err == io.EOF || errors.Is(err, unix.ECONNRESET) {
+				return errInitExited
 			}
 			return err
 		}
@@ -770,4 +771,27 @@ func unmountUnder(dir string) error {
 		}
 	}
 	return nil
+}
+
+var errInitExited = errors.New("container init exited during setup")
+
+// initDied adds how the init ended to err when it is gone: its exit status
+// if it is still a zombie (peeked at, not reaped: the reaper of the caller
+// owns that), or its signal.
+func initDied(pid int, err error) error {
+	var info unix.Siginfo
+	if werr := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); werr != nil {
+		return err
+	}
+	// Siginfo's union: si_pid, si_uid, si_status follow the three ints.
+	b := (*[128]byte)(unsafe.Pointer(&info))
+	code := *(*int32)(unsafe.Pointer(&b[8]))
+	status := *(*int32)(unsafe.Pointer(&b[24]))
+	switch code {
+	case 1: // CLD_EXITED
+		return fmt.Errorf("%w (init exited with status %d)", err, status)
+	case 2, 3: // CLD_KILLED, CLD_DUMPED
+		return fmt.Errorf("%w (init killed by signal %s)", err, unix.SignalName(syscall.Signal(status)))
+	}
+	return err
 }

@@ -91,6 +91,12 @@ func (s *stdio) creator() cio.Creator {
 func (e *env) newTask(c client.Container, s *stdio, opts ...client.NewTaskOpts) client.Task {
 	e.t.Helper()
 	t, err := c.NewTask(e.ctx, s.creator(), opts...)
+	if err != nil {
+		// What the container's init wrote before it failed.
+		time.Sleep(100 * time.Millisecond)
+		e.t.Logf("stdout of %s: %q", c.ID(), s.out.String())
+		e.t.Logf("stderr of %s: %q", c.ID(), s.err.String())
+	}
 	ok(e.t, err)
 	return t
 }

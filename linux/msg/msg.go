@@ -96,10 +96,18 @@ func (c *Conn) RecvRaw() ([]byte, []*os.File, error) {
 	// a SOCK_SEQPACKET socket; without a control buffer no fd is taken),
 	// so that not every message, several per exec, costs a zeroed buffer
 	// of maxMsg.
-	size := 0
+	size, reset := 0, false
 	for {
 		n, _, _, _, err := unix.Recvmsg(int(c.f.Fd()), nil, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
 		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.ECONNRESET && !reset {
+			// The peer closed with data of ours unread. The kernel
+			// reports that before the datagrams still queued for us,
+			// the peer's last words (an Error) among them, and
+			// forgets it once reported: read on.
+			reset = true
 			continue
 		}
 		if err != nil {
