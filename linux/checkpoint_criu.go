@@ -66,11 +66,9 @@ func (e *Engine) criuSwrk(call *criuCall) (*criurpc.CriuResp, error) {
 	cmd := &exec.Cmd{
 		Path:       bin,
 		Args:       []string{bin, "swrk", "3"},
-		Stdin:      call.stdio.Stdin,
-		Stdout:     call.stdio.Stdout,
-		Stderr:     call.stdio.Stderr,
 		ExtraFiles: append([]*os.File{server}, call.extra...),
 	}
+	call.stdio.attach(cmd)
 	ch, err := e.monitor.Start(cmd)
 	server.Close()
 	if err != nil {

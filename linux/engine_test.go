@@ -423,3 +423,47 @@ func TestLoopbackUp(t *testing.T) {
 		t.Fatalf("lo flags %q: not up (out %q)", f[1], out)
 	}
 }
+
+// An exec without stdin or stderr gets the host's /dev/null for them, not
+// closed fds that its Go runtime would fill by opening /dev/null itself
+// (inside the container, where the container decides what that is, and
+// racing the device cgroup rules of a new container).
+func TestExecWithoutDevNull(t *testing.T) {
+	dir, s := bundle(t, "sleep", "100")
+	for _, a := range []string{"rm", "stat"} {
+		os.Symlink("busybox", filepath.Join(dir, "rootfs", "bin", a))
+	}
+	e := engine(t)
+	c, err := e.Create(context.Background(), "nodevnull", linux.CreateOpts{Bundle: dir, Spec: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Delete(context.Background(), true)
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	execOut := func(script string) string {
+		t.Helper()
+		r, w, _ := os.Pipe()
+		defer r.Close()
+		pid, err := c.Exec(context.Background(), linux.ExecOpts{Process: &specs.Process{Args: []string{"sh", "-c", script}, Cwd: "/", Env: []string{"PATH=/bin"}}, Stdio: linux.Stdio{Stdout: w}})
+		w.Close()
+		if err != nil {
+			t.Fatalf("exec %q: %v", script, err)
+		}
+		var out bytes.Buffer
+		out.ReadFrom(r)
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, 0, nil)
+		if ws.ExitStatus() != 0 {
+			t.Fatalf("exec %q: status %v, out %q", script, ws, out.String())
+		}
+		return out.String()
+	}
+	execOut("rm /dev/null")
+	if got := execOut("stat -L -c %t:%T /proc/self/fd/0 /proc/self/fd/2"); got != "1:3\n1:3\n" {
+		t.Fatalf("stdin and stderr of an exec without them: %q, want /dev/null (1:3) twice", got)
+	}
+	c.Signal(syscall.SIGKILL, false)
+	c.Wait()
+}

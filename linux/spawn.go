@@ -77,15 +77,13 @@ func (e *Engine) spawn(r *spawnReq) (int, *msg.Conn, error) {
 		Args:       []string{r.argv0},
 		Env:        []string{initproc.EnvInit + "=" + strconv.Itoa(3+len(r.extra))},
 		Dir:        r.dir,
-		Stdin:      r.stdio.Stdin,
-		Stdout:     r.stdio.Stdout,
-		Stderr:     r.stdio.Stderr,
 		ExtraFiles: append(append([]*os.File{}, r.extra...), child),
 		SysProcAttr: &syscall.SysProcAttr{
 			// Dies with us until the workload is set up.
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
+	r.stdio.attach(cmd)
 	ch, err := e.monitor.Start(cmd)
 	if err != nil {
 		conn.Close()
@@ -168,4 +166,22 @@ func writeMappings(pid int, uids, gids []specs.LinuxIDMapping) error {
 		}
 	}
 	return nil
+}
+
+// attach makes s the stdio of cmd. A nil *os.File is not a nil io.Reader:
+// os/exec would leave the fd closed, and the init's Go runtime would then
+// open /dev/null itself as it starts (runtime.checkfds), racing the device
+// cgroup rules being written, and for exec inside the container's mount
+// namespace, where the container decides what /dev/null is. Left nil,
+// os/exec gives the host's /dev/null, as runc's inits get.
+func (s Stdio) attach(cmd *exec.Cmd) {
+	if s.Stdin != nil {
+		cmd.Stdin = s.Stdin
+	}
+	if s.Stdout != nil {
+		cmd.Stdout = s.Stdout
+	}
+	if s.Stderr != nil {
+		cmd.Stderr = s.Stderr
+	}
 }
