@@ -151,8 +151,8 @@ checkpoint-test: build
 
 # docker (Debian's 20.10, under containerd's runc shim) and podman (4.3) with
 # railcar as their OCI runtime, each scenario with runc 1.5.3 too: private
-# dockerd and podman roots under _output/clients (test/clients/; needs
-# docker.io and podman installed, not part of CI). Fails when railcar fails a
+# dockerd and podman roots under _output/clients (test/clients/; installs
+# Debian's docker.io and podman if missing; not part of CI). Fails when railcar fails a
 # scenario that runc passes.
 .PHONY: clients
 clients: setup build
