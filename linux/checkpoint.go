@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	criurpc "github.com/checkpoint-restore/go-criu/v8/rpc"
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -433,9 +431,6 @@ func splitHostPort(s string) (string, int, error) {
 // the container's cgroup, as a child of this process; the restored tree's
 // root is the container's init from then on.
 func (e *Engine) Restore(ctx context.Context, id string, o RestoreOpts) (_ *Container, err error) {
-	if !validID.MatchString(id) || id == "." || id == ".." {
-		return nil, fmt.Errorf("invalid container id %q", id)
-	}
 	co := o.Criu
 	if co.ImagePath == "" {
 		return nil, errors.New("restore: no image path")
@@ -456,17 +451,7 @@ func (e *Engine) Restore(ctx context.Context, id string, o RestoreOpts) (_ *Cont
 	} else if _, serr := os.Stat(co.ImagePath); serr != nil {
 		return nil, fmt.Errorf("restore: image directory: %w", serr)
 	}
-	bundle, err := filepath.Abs(o.Bundle)
-	if err != nil {
-		return nil, err
-	}
-	spec := o.Spec
-	if spec == nil {
-		if spec, err = LoadSpec(bundle); err != nil {
-			return nil, err
-		}
-	}
-	rootfs, err := Validate(spec, bundle)
+	bundle, rootfs, spec, err := loadBundle(id, o.Bundle, o.Spec)
 	if err != nil {
 		return nil, err
 	}
@@ -477,19 +462,11 @@ func (e *Engine) Restore(ctx context.Context, id string, o RestoreOpts) (_ *Cont
 	if version < 30000 {
 		return nil, fmt.Errorf("criu %d is too old: 3.0 or newer is needed", version)
 	}
-	dir := filepath.Join(e.cfg.Root, id)
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container %q already exists", id)
-		}
-		return nil, fmt.Errorf("state dir: %w", err)
+	c, err := e.newContainer(id, bundle, rootfs, spec)
+	if err != nil {
+		return nil, err
 	}
-	owner := ""
-	if u, err := user.Current(); err == nil {
-		owner = u.Username
-	}
-	c := &Container{e: e, dir: dir, s: &saved{ID: id, Bundle: bundle, Rootfs: rootfs,
-		Created: time.Now().UTC(), Owner: owner, Systemd: e.cfg.SystemdCgroup, Spec: spec}}
+	dir := c.dir
 	defer func() {
 		if err != nil {
 			c.kill()

@@ -70,27 +70,30 @@ type Container struct {
 	cg  cgroup.Manager
 }
 
-// Create creates container id from o (runc create): namespaces, cgroup,
-// rootfs, prestart/createRuntime/createContainer hooks. The workload does
-// not run until Start.
-func (e *Engine) Create(ctx context.Context, id string, o CreateOpts) (_ *Container, err error) {
+// loadBundle checks id and reads what Create and Restore start from: the
+// bundle's absolute path, the spec (given, or the bundle's config.json)
+// and the rootfs it names.
+func loadBundle(id, bundleDir string, spec *specs.Spec) (bundle, rootfs string, _ *specs.Spec, err error) {
 	if !validID.MatchString(id) || id == "." || id == ".." {
-		return nil, fmt.Errorf("invalid container id %q", id)
+		return "", "", nil, fmt.Errorf("invalid container id %q", id)
 	}
-	bundle, err := filepath.Abs(o.Bundle)
-	if err != nil {
-		return nil, err
+	if bundle, err = filepath.Abs(bundleDir); err != nil {
+		return "", "", nil, err
 	}
-	spec := o.Spec
 	if spec == nil {
 		if spec, err = LoadSpec(bundle); err != nil {
-			return nil, err
+			return "", "", nil, err
 		}
 	}
-	rootfs, err := Validate(spec, bundle)
-	if err != nil {
-		return nil, err
+	if rootfs, err = Validate(spec, bundle); err != nil {
+		return "", "", nil, err
 	}
+	return bundle, rootfs, spec, nil
+}
+
+// newContainer makes the state directory of a new container id and its
+// record; the caller destroys it if setting the container up fails.
+func (e *Engine) newContainer(id, bundle, rootfs string, spec *specs.Spec) (*Container, error) {
 	dir := filepath.Join(e.cfg.Root, id)
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -102,8 +105,23 @@ func (e *Engine) Create(ctx context.Context, id string, o CreateOpts) (_ *Contai
 	if u, err := user.Current(); err == nil {
 		owner = u.Username
 	}
-	c := &Container{e: e, dir: dir, s: &saved{ID: id, Bundle: bundle, Rootfs: rootfs,
-		Created: time.Now().UTC(), Owner: owner, Systemd: e.cfg.SystemdCgroup, Spec: spec}}
+	return &Container{e: e, dir: dir, s: &saved{ID: id, Bundle: bundle, Rootfs: rootfs,
+		Created: time.Now().UTC(), Owner: owner, Systemd: e.cfg.SystemdCgroup, Spec: spec}}, nil
+}
+
+// Create creates container id from o (runc create): namespaces, cgroup,
+// rootfs, prestart/createRuntime/createContainer hooks. The workload does
+// not run until Start.
+func (e *Engine) Create(ctx context.Context, id string, o CreateOpts) (_ *Container, err error) {
+	bundle, rootfs, spec, err := loadBundle(id, o.Bundle, o.Spec)
+	if err != nil {
+		return nil, err
+	}
+	c, err := e.newContainer(id, bundle, rootfs, spec)
+	if err != nil {
+		return nil, err
+	}
+	dir := c.dir
 	defer func() {
 		if err != nil {
 			c.destroy()
