@@ -37,6 +37,7 @@ help:
 	@echo "make legacy        the shim under containerd 1.6 and 1.7 (old handshake, task API v2), runc side by side"
 	@echo "make lint-imports  fail when an import arrow points the wrong way"
 	@echo "make checkpoint-test  checkpoint/restore through criu in a qemu guest (Debian kernel)"
+	@echo "make stress        the root test packages ROUNDS times (default 8), cold page cache each round"
 
 build:
 	$(call step,build)
@@ -123,6 +124,13 @@ clean:
 bench: setup build
 	$(call step,bench)
 	test/bench/bench.sh
+
+# The engine, CLI and shim test packages ROUNDS times (default 8), cold page
+# cache each round: for races one CI run rarely shows (not part of CI).
+.PHONY: stress
+stress: setup build
+	$(call step,stress ($${ROUNDS:-8} rounds))
+	test/stress.sh
 
 # Kubernetes CRI conformance: cri-tools' critest v1.37.0 against a private
 # containerd 2.4 with the handlers runc and railcar in one run, fully offline

@@ -22,7 +22,7 @@ RUNTIME_TOOLS_VERSION=v0.9.1-0.20251205004911-5e639034dcdc
 
 APT_PACKAGES="gcc libc6-dev make pkg-config libseccomp-dev busybox-static strace
 iproute2 crun util-linux procps psmisc kmod tar gzip jq ca-certificates
-containernetworking-plugins"
+containernetworking-plugins criu"
 
 log() { printf '==> setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
