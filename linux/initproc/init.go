@@ -290,37 +290,19 @@ func loopbackUp() error {
 	return nil
 }
 
-// writeSysctl writes /proc/sys/<key> of the container's own /proc: the
-// path is resolved beneath a /proc verified to be procfs, without symlinks
-// or mount crossings, so nothing in the rootfs can redirect the write.
+// writeSysctl writes /proc/sys/<key> of the container's own /proc, opened
+// by process.OpenProc: beneath a /proc verified to be procfs, without
+// symlinks or mount crossings, so nothing in the rootfs can redirect the
+// write.
 func writeSysctl(key, value string) error {
 	rel := strings.ReplaceAll(key, ".", "/")
 	if strings.Contains(rel, "..") || strings.HasPrefix(rel, "/") {
 		return fmt.Errorf("sysctl %q: invalid name", key)
 	}
-	proc, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("sysctl %q: open /proc: %w", key, err)
-	}
-	defer unix.Close(proc)
-	var st unix.Statfs_t
-	var ino unix.Stat_t
-	// procfs' own root (inode 1), not a procfs directory mounted at /proc.
-	if err := unix.Fstatfs(proc, &st); err != nil || st.Type != unix.PROC_SUPER_MAGIC ||
-		unix.Fstat(proc, &ino) != nil || ino.Ino != 1 {
-		return fmt.Errorf("sysctl %q: /proc is not the root of a procfs", key)
-	}
-	fd, err := unix.Openat2(proc, "sys/"+rel, &unix.OpenHow{
-		Flags:   unix.O_WRONLY | unix.O_CLOEXEC | unix.O_TRUNC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
-	})
-	if errors.Is(err, unix.EXDEV) {
-		return fmt.Errorf("sysctl %q: something is mounted over /proc/sys/%s: %w", key, rel, err)
-	}
+	f, err := process.OpenProc("sys/"+rel, unix.O_WRONLY|unix.O_TRUNC)
 	if err != nil {
 		return fmt.Errorf("sysctl %q: %w", key, err)
 	}
-	f := os.NewFile(uintptr(fd), key)
 	defer f.Close()
 	if _, err := f.WriteString(value); err != nil {
 		return fmt.Errorf("sysctl %q=%q: %w", key, value, err)

@@ -113,7 +113,7 @@ func limitString(v uint64) string {
 // writing. Nothing is left to do then.
 func setOOMScoreAdj(v int) error {
 	cur := ""
-	if r, err := openProc("self/oom_score_adj", os.O_RDONLY); err == nil {
+	if r, err := OpenProc("self/oom_score_adj", os.O_RDONLY); err == nil {
 		buf := make([]byte, 16)
 		n, _ := r.Read(buf)
 		r.Close()
@@ -122,7 +122,7 @@ func setOOMScoreAdj(v int) error {
 	if cur == strconv.Itoa(v) {
 		return nil
 	}
-	f, err := openProc("self/oom_score_adj", os.O_WRONLY)
+	f, err := OpenProc("self/oom_score_adj", os.O_WRONLY)
 	if err != nil {
 		return err
 	}
@@ -144,12 +144,12 @@ func missingCap(c capability.Cap) string {
 	return capName(c) + ", which this process does not have"
 }
 
-// openProc opens /proc/<name> for a write that a mount in the container
+// OpenProc opens /proc/<name> for a write that a mount in the container
 // must not redirect (CVE-2025-52881): /proc has to be the root of a procfs,
 // and the path below it is resolved without symlinks and without crossing
 // a mount, so a file bind-mounted over the target is refused. "self/" and
 // "thread-self/" (symlinks themselves) are spelt out as pid and tid.
-func openProc(name string, flag int) (*os.File, error) {
+func OpenProc(name string, flag int) (*os.File, error) {
 	switch {
 	case strings.HasPrefix(name, "self/"):
 		name = strconv.Itoa(unix.Getpid()) + name[len("self"):]

@@ -94,7 +94,7 @@ func setKeyLabel(label string) error {
 }
 
 func writeProc(name, value string) error {
-	f, err := openProc(name, os.O_WRONLY)
+	f, err := OpenProc(name, os.O_WRONLY)
 	if err != nil {
 		return err
 	}
