@@ -231,23 +231,19 @@ func restoreContainer(c *cli.Context) (status int, retErr error) {
 		sig = newSignalHandler()
 		defer sig.stop()
 	}
+	stdio, onConsole, t, err := processIO(spec.Process.Terminal, detach)
+	if err != nil {
+		return -1, err
+	}
+	defer t.close()
 	ro := linux.RestoreOpts{
 		Bundle:        bundle,
 		Spec:          spec,
+		Stdio:         stdio,
+		OnConsole:     onConsole,
 		ConsoleSocket: consoleSocket,
 		PidFile:       pidFile,
 		Criu:          opts,
-	}
-	var t *tty
-	switch {
-	case spec.Process.Terminal && !detach:
-		if t, err = newTTY(); err != nil {
-			return -1, err
-		}
-		defer t.close()
-		ro.OnConsole = t.attach
-	case !spec.Process.Terminal:
-		ro.Stdio = linux.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	}
 	e, err := newEngine(c)
 	if err != nil {

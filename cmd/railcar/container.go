@@ -71,27 +71,21 @@ func startContainer(c *cli.Context, run bool) (status int, retErr error) {
 		sig = newSignalHandler()
 		defer sig.stop()
 	}
+	stdio, onConsole, t, err := processIO(spec.Process.Terminal, detach)
+	if err != nil {
+		return -1, err
+	}
+	defer t.close()
 	opts := linux.CreateOpts{
 		Bundle:        bundle,
 		Spec:          spec,
+		Stdio:         stdio,
+		OnConsole:     onConsole,
 		ConsoleSocket: consoleSocket,
 		ExtraFiles:    files,
 		PidFile:       pidFile,
 		NoPivot:       c.Bool("no-pivot"),
 		NoNewKeyring:  c.Bool("no-new-keyring"),
-	}
-	var t *tty
-	switch {
-	case spec.Process.Terminal && !detach:
-		if t, err = newTTY(); err != nil {
-			return -1, err
-		}
-		defer t.close()
-		opts.OnConsole = t.attach
-	case !spec.Process.Terminal:
-		// The workload's stdio are railcar's own: a shim or a
-		// supervisor hands it pipes or fifos.
-		opts.Stdio = linux.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	}
 
 	e, err := newEngine(c)

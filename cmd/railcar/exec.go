@@ -111,22 +111,18 @@ func execProcess(c *cli.Context) (int, error) {
 		sig = newSignalHandler()
 		defer sig.stop()
 	}
+	stdio, onConsole, t, err := processIO(p.Terminal, detach)
+	if err != nil {
+		return -1, err
+	}
+	defer t.close()
 	opts := linux.ExecOpts{
 		Process:       p,
+		Stdio:         stdio,
+		OnConsole:     onConsole,
 		ConsoleSocket: consoleSocket,
 		ExtraFiles:    files,
 		PidFile:       pidFile,
-	}
-	var t *tty
-	switch {
-	case p.Terminal && !detach:
-		if t, err = newTTY(); err != nil {
-			return -1, err
-		}
-		defer t.close()
-		opts.OnConsole = t.attach
-	case !p.Terminal:
-		opts.Stdio = linux.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	}
 	pid, err := ctr.Exec(context.Background(), opts)
 	if err != nil {

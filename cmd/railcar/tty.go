@@ -9,6 +9,8 @@ import (
 
 	"github.com/containerd/console"
 	"golang.org/x/sys/unix"
+
+	"github.com/railcar-oci/railcar/linux"
 )
 
 // tty proxies a foreground workload's pseudo-terminal to railcar's own
@@ -112,4 +114,22 @@ func (t *tty) doClose() {
 		_ = t.console.Close()
 	}
 	_ = t.host.Reset()
+}
+
+// processIO wires a process's stdio the runc way: a terminal in the
+// foreground is a pty attached to ours (t, which the caller closes); a
+// detached terminal goes to the console socket; without a terminal the
+// workload's stdio are railcar's own (a shim or a supervisor hands it
+// pipes or fifos).
+func processIO(terminal, detach bool) (stdio linux.Stdio, onConsole func(*os.File) error, t *tty, err error) {
+	switch {
+	case terminal && !detach:
+		if t, err = newTTY(); err != nil {
+			return linux.Stdio{}, nil, nil, err
+		}
+		return linux.Stdio{}, t.attach, t, nil
+	case !terminal:
+		return linux.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, nil, nil, nil
+	}
+	return linux.Stdio{}, nil, nil, nil
 }
