@@ -1,7 +1,7 @@
 #!/bin/sh
 # Checkpoint/restore round trip of a running busybox container through
 # `railcar checkpoint` and `railcar restore`. Runs where criu works (the qemu
-# guest of test/checkpoint/vm.sh; `make checkpoint-test`), as root.
+# guest of test/vm.sh; `make checkpoint-test`), as root.
 #
 # The workload (PID 1 of the container) is a shell that counts in memory,
 # writes "tick N" lines through an fd it keeps open, runs busybox httpd

@@ -2,8 +2,8 @@
 # make checkpoint-test: checkpoint/restore through criu, in a qemu guest
 # running Debian's kernel (Debian 12's criu 3.17 fails `criu check` on newer
 # kernels, e.g. "vdso: Unexpected rt vDSO area bounds"). Installs what it
-# needs, builds the engine's test binary, boots the guest (test/checkpoint/
-# vm.sh) and runs there the engine tests that need criu and the CLI round
+# needs, builds the engine's test binary, boots the guest (test/vm.sh)
+# and runs there the engine tests that need criu and the CLI round
 # trip (roundtrip.sh). Expects bin/railcar (make build). Root only.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,4 +49,4 @@ case " $parts " in *" podman "*)
 esac
 exit \$rc
 GUEST
-exec "$here/vm.sh" "$work.bin/guest.sh"
+VM_DIR=$work exec "$repo/test/vm.sh" "$work.bin/guest.sh"

@@ -1,54 +1,15 @@
 #!/bin/sh
 # Runs this package's tests on a pure cgroup v2 host: Debian's kernel under
-# qemu (tcg) with the host's / shared over virtio-9p, as in
-# /work/shared/recipes/cgroup2-vm. Needs root and the Debian packages
-# qemu-system-x86 linux-image-amd64 busybox-static cpio.
+# qemu (test/vm.sh). Needs root and the Debian packages qemu-system-x86
+# linux-image-amd64 busybox-static cpio.
 #   linux/cgroup/testdata/v2-vm.sh [go test flags, e.g. -test.run V2]
 set -eu
 pkg=$(cd "$(dirname "$0")/.." && pwd)
 work=${CGROUP_VM_DIR:-/var/tmp/railcar-cgroup-vm}
-kernel=$(ls /boot/vmlinuz-* | sort -V | tail -n1)
-kver=${kernel#/boot/vmlinuz-}
-mods=/lib/modules/$kver/kernel
-rm -rf "$work" && mkdir -p "$work/root/bin" "$work/root/mod" "$work/root/host" "$work/root/proc" "$work/root/sys" "$work/root/dev"
-
+mkdir -p "$work"
 (cd "$pkg" && go test -c -o "$work/cgtest" .)
-
-cp /bin/busybox "$work/root/bin/"
-for a in sh mount insmod sed umount switch_root; do ln -s busybox "$work/root/bin/$a"; done
-for m in fs/netfs/netfs.ko fs/fscache/fscache.ko net/9p/9pnet.ko drivers/virtio/virtio_ring.ko \
-	drivers/virtio/virtio.ko drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci_legacy_dev.ko \
-	drivers/virtio/virtio_pci.ko net/9p/9pnet_virtio.ko fs/9p/9p.ko; do
-	cp "$mods/$m" "$work/root/mod/"
-done
-cat > "$work/root/init" <<'INIT'
-#!/bin/sh
-mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-for m in netfs fscache 9pnet virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci 9pnet_virtio 9p; do insmod /mod/$m.ko; done
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=mmap host /host
-cmd=$(sed -n 's/.*vmcmd=\([^ ]*\).*/\1/p' /proc/cmdline)
-umount /proc /sys; mount --move /dev /host/dev
-exec switch_root /host /usr/bin/env -i PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root /bin/sh "$cmd"
-INIT
-chmod +x "$work/root/init"
-(cd "$work/root" && find . | cpio -o -H newc 2>/dev/null | gzip) > "$work/initramfs.gz"
-
-args=""
-for a in "$@"; do
-	args="$args '$(printf %s "$a" | sed "s/'/'\\\\''/g")'"
-done
 cat > "$work/guest.sh" <<GUEST
-mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t cgroup2 none /sys/fs/cgroup
-mount -t tmpfs tmpfs /run
 echo "CONTROLLERS: \$(cat /sys/fs/cgroup/cgroup.controllers)"
-cd "$pkg" && "$work/cgtest" -test.v -test.timeout 300s $args > "$work/result.txt" 2>&1
-echo "VMCMD-RC=\$?"; echo o > /proc/sysrq-trigger
+cd "$pkg" && exec "$work/cgtest" -test.v -test.timeout 300s "\$@"
 GUEST
-
-timeout 600 qemu-system-x86_64 -accel tcg -m 2048 -smp 2 -nographic -no-reboot \
-	-kernel "$kernel" -initrd "$work/initramfs.gz" \
-	-append "console=ttyS0 quiet panic=-1 vmcmd=$work/guest.sh" \
-	-virtfs local,path=/,mount_tag=host,security_model=passthrough,multidevs=remap,id=host \
-	> "$work/console.txt" 2>&1 < /dev/null || true
-cat "$work/result.txt"
-grep -q "VMCMD-RC=0" "$work/console.txt"
+VM_DIR=$work/vm VM_TIMEOUT=600 exec "$pkg/../../test/vm.sh" "$work/guest.sh" "$@"

@@ -1,15 +1,17 @@
 #!/bin/sh
 # Boots Debian's kernel under qemu (tcg) with the host's / shared over
-# virtio-9p (as in /work/shared/recipes/cgroup2-vm and
-# linux/cgroup/testdata/v2-vm.sh) and runs a guest script there: criu needs
-# a kernel it knows (Debian 12's criu 3.17 fails `criu check` on newer ones).
-# Needs root and the Debian packages qemu-system-x86 linux-image-amd64
-# busybox-static cpio criu.
-#   test/checkpoint/vm.sh GUEST-SCRIPT [ARGS...]
+# virtio-9p and runs a guest script there, as root, on a pure cgroup v2
+# host with /run, /tmp, /dev/pts and loopback set up. For what this host's
+# kernel cannot give: cgroup v2 (linux/cgroup/testdata/v2-vm.sh) and a
+# kernel criu knows (test/checkpoint/; Debian 12's criu 3.17 fails `criu
+# check` on newer ones). Needs root and the Debian packages qemu-system-x86
+# linux-image-amd64 busybox-static cpio.
+#   test/vm.sh GUEST-SCRIPT [ARGS...]
+# VM_DIR (work directory, emptied), VM_KERNEL, VM_TIMEOUT (seconds).
 # The guest script's output is printed; the exit status is the script's.
 set -eu
-work=${CHECKPOINT_VM_DIR:-/var/tmp/railcar-checkpoint-vm}
-kernel=${CHECKPOINT_VM_KERNEL:-$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -n1)}
+work=${VM_DIR:-/var/tmp/railcar-vm}
+kernel=${VM_KERNEL:-$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -n1)}
 [ -n "$kernel" ] || { echo "vm.sh: no Debian kernel in /boot (apt-get install linux-image-amd64)"; exit 1; }
 kver=${kernel#/boot/vmlinuz-}
 mods=/lib/modules/$kver/kernel
@@ -49,7 +51,7 @@ echo "VMCMD-RC=\$?"; echo o > /proc/sysrq-trigger
 GUEST
 
 rc=0
-timeout ${CHECKPOINT_VM_TIMEOUT:-1800} qemu-system-x86_64 -accel tcg -m 2048 -smp 2 -nographic -no-reboot \
+timeout ${VM_TIMEOUT:-1800} qemu-system-x86_64 -accel tcg -m 2048 -smp 2 -nographic -no-reboot \
 	-kernel "$kernel" -initrd "$work/initramfs.gz" \
 	-append "console=ttyS0 quiet panic=-1 vmcmd=$work/guest.sh" \
 	-virtfs local,path=/,mount_tag=host,security_model=passthrough,multidevs=remap,id=host \
