@@ -29,7 +29,7 @@ fail() {
 count() { pm exec $id sh -c 'wc -l < /tmp/out'; }
 fetch() { pm exec $id wget -O - http://127.0.0.1:8080/ 2>/dev/null; }
 
-command -v podman >/dev/null || { echo "SKIP: podman is not installed"; exit 0; }
+command -v podman >/dev/null || { echo "FAIL: podman is not installed (test/checkpoint/run.sh installs it)"; exit 1; }
 mkdir -p "$pd/root" "$pd/runroot" "$pd/tmp"
 cat >"$pd/storage.conf" <<EOF
 [storage]

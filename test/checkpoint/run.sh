@@ -13,12 +13,16 @@ work=${CHECKPOINT_VM_DIR:-/var/tmp/railcar-checkpoint-vm}
 # (shim.sh: ctr), podman (podman.sh).
 parts=${CHECKPOINT_PARTS:-engine cli shim podman}
 missing=""
-for p in qemu-system-x86 linux-image-amd64 busybox-static cpio criu; do
+pkgs="qemu-system-x86 linux-image-amd64 busybox-static cpio criu"
+case " $parts " in *" podman "*) pkgs="$pkgs podman containernetworking-plugins";; esac
+for p in $pkgs; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
 	echo "checkpoint-test: installing$missing"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing >/dev/null
+	apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends $missing >/dev/null
 fi
 mkdir -p "$work.bin"
 (cd "$repo" && go test -c -tags "${BUILDTAGS:-seccomp}" -o "$work.bin/linux.test" ./linux/)
