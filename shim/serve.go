@@ -105,7 +105,10 @@ func serve(ctx context.Context, f *flags) error {
 		socketPath = a.Name
 	}
 	go func() {
-		if err := server.Serve(ctx, l); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, ttrpc.ErrServerClosed) {
+		// Not ctx: requests still in flight when the shim shuts down
+		// finish with their own contexts; server.Shutdown below waits
+		// for them.
+		if err := server.Serve(context.WithoutCancel(ctx), l); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, ttrpc.ErrServerClosed) {
 			logger.WithError(err).Error("ttrpc server")
 			cancel()
 		}

@@ -55,7 +55,9 @@ type Service struct {
 
 	mu         sync.Mutex
 	containers map[string]*container
-	engines    map[string]*linux.Engine
+	// creating counts Create calls in progress (not yet in containers).
+	creating int
+	engines  map[string]*linux.Engine
 
 	lifecycle lifecycle
 }
@@ -193,14 +195,30 @@ func (s *Service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*task
 	return &taskAPI.ConnectResponse{ShimPid: uint32(os.Getpid()), TaskPid: uint32(pid)}, nil
 }
 
+// shutdownGrace is how long the shim keeps serving after a Shutdown that
+// found no container left.
+const shutdownGrace = 200 * time.Millisecond
+
 // Shutdown stops the shim once its last container is deleted; with
-// grouping (one shim per pod) containerd asks after every delete.
+// grouping (one shim per pod) containerd asks after every delete. The shim
+// serves on for shutdownGrace first: containerd may have another Delete of
+// the same task on its way (the CRI plugin's clean-up of a failed sandbox
+// and its exit monitor both delete), which must get NotFound, not a closed
+// connection; a Create in that time keeps the shim.
 func (s *Service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*emptyResp, error) {
-	s.mu.Lock()
-	n := len(s.containers)
-	s.mu.Unlock()
-	if n == 0 && s.shutdown != nil {
-		s.shutdown()
+	if s.shutdown == nil || s.containerCount() != 0 {
+		return empty, nil
 	}
+	time.AfterFunc(shutdownGrace, func() {
+		if s.containerCount() == 0 {
+			s.shutdown()
+		}
+	})
 	return empty, nil
+}
+
+func (s *Service) containerCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.containers) + s.creating
 }
