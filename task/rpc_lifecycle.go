@@ -199,11 +199,13 @@ func (s *Service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	if p.status() != statusCreated {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "process %s of container %s is %s, not created", p.eventID(c), c.id, p.status())
 	}
-	// What setting the container up allocated is garbage now: hand it back
-	// to the kernel at once rather than at the next periodic trim, so a
-	// shim per container stays small.
-	defer func() { go debug.FreeOSMemory() }()
 	if p == c.init {
+		// What setting the container up allocated is garbage now: hand
+		// it back to the kernel at once rather than at the next periodic
+		// trim, so a shim per container stays small. Not per exec: a
+		// forced collection on every exec probe costs more CPU than the
+		// memory is worth; the periodic trim takes that.
+		defer func() { go debug.FreeOSMemory() }()
 		return s.startInit(ctx, c)
 	}
 	return s.startExec(ctx, c, p)
