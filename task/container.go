@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
@@ -36,6 +37,15 @@ type container struct {
 
 	mu    sync.Mutex
 	execs map[string]*process
+
+	// delMu serializes Deletes of the init: containerd may send two at
+	// once (the CRI plugin's clean-up of a failed sandbox and its exit
+	// monitor). The second waits for the first and gets its answer
+	// (deleted): were it told NotFound while the first still ran,
+	// containerd would shut the shim down and close the connection under
+	// the first one's reply.
+	delMu   sync.Mutex
+	deleted *taskAPI.DeleteResponse
 }
 
 func (c *container) process(execID string) (*process, error) {

@@ -305,6 +305,13 @@ func (s *Service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	if err != nil {
 		return nil, err
 	}
+	if p == c.init {
+		c.delMu.Lock()
+		defer c.delMu.Unlock()
+		if c.deleted != nil {
+			return c.deleted, nil
+		}
+	}
 	st := p.status()
 	if st == statusRunning || st == statusPaused {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "cannot delete %s process %s of container %s", st, p.eventID(c), c.id)
@@ -327,7 +334,9 @@ func (s *Service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	status, at := p.exit()
 	pid := p.Pid()
 	s.send(&eventstypes.TaskDelete{ContainerID: c.id, Pid: uint32(pid), ExitStatus: uint32(status), ExitedAt: protobuf.ToTimestamp(at)})
-	return &taskAPI.DeleteResponse{Pid: uint32(pid), ExitStatus: uint32(status), ExitedAt: protobuf.ToTimestamp(at)}, nil
+	c.deleted = &taskAPI.DeleteResponse{Pid: uint32(pid), ExitStatus: uint32(status), ExitedAt: protobuf.ToTimestamp(at)}
+	s.exitWhenIdle(idleExit)
+	return c.deleted, nil
 }
 
 func (s *Service) deleteInit(ctx context.Context, c *container, st status) error {

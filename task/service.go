@@ -209,12 +209,26 @@ func (s *Service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*em
 	if s.shutdown == nil || s.containerCount() != 0 {
 		return empty, nil
 	}
-	time.AfterFunc(shutdownGrace, func() {
+	s.exitWhenIdle(shutdownGrace)
+	return empty, nil
+}
+
+// idleExit is how long a shim without containers waits for containerd's
+// Shutdown before it exits by itself (containerd may never send it: the
+// connection gone, the daemon stopped).
+const idleExit = 30 * time.Second
+
+// exitWhenIdle stops the shim after d if no container is left then and
+// none is being created.
+func (s *Service) exitWhenIdle(d time.Duration) {
+	if s.shutdown == nil {
+		return
+	}
+	time.AfterFunc(d, func() {
 		if s.containerCount() == 0 {
 			s.shutdown()
 		}
 	})
-	return empty, nil
 }
 
 func (s *Service) containerCount() int {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
+	taskv3 "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/typeurl/v2"
@@ -406,4 +407,56 @@ func TestNoLeaks(t *testing.T) {
 	}
 	ok(t, at.Kill(e.ctx, syscall.SIGKILL))
 	e.finishTask(at, ax)
+}
+
+// TestConcurrentDelete sends two Deletes of a stopped init at once, straight
+// to the shim, as containerd's CRI plugin does for a failed sandbox (its
+// clean-up and its exit monitor). Both must get the exit status: were the
+// second told NotFound while the first still ran, containerd would shut the
+// shim down and close the connection under the first one's reply.
+func TestConcurrentDelete(t *testing.T) {
+	e := newEnv(t)
+	c := e.newContainer(railcarRuntime, "cdel", []string{"sh", "-c", "exit 7"})
+	var s stdio
+	task, exits := e.startTask(c, &s)
+	if code := e.waitExit(exits, 20*time.Second); code != 7 {
+		t.Fatalf("exit code %d, want 7", code)
+	}
+	shims := shimPids(c.ID())
+	if len(shims) != 1 {
+		t.Fatalf("shims of %s: %v", c.ID(), shims)
+	}
+	sockets := listeningSockets(shims[0])
+	if len(sockets) == 0 {
+		t.Fatalf("shim %d holds no socket", shims[0])
+	}
+	svc := taskv3.NewTTRPCTaskClient(dialShim(t, "unix://"+sockets[0]))
+	var wg sync.WaitGroup
+	var resps [2]*taskv3.DeleteResponse
+	var errs [2]error
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resps[i], errs[i] = svc.Delete(e.ctx, &taskv3.DeleteRequest{ID: c.ID()})
+		}()
+	}
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil {
+			t.Errorf("delete %d: %v", i, errs[i])
+		} else if resps[i].ExitStatus != 7 {
+			t.Errorf("delete %d: exit status %d, want 7", i, resps[i].ExitStatus)
+		}
+	}
+	if !alive(shims[0]) {
+		t.Fatalf("the shim exited without Shutdown")
+	}
+	// What containerd sends after each delete.
+	_, err := svc.Shutdown(e.ctx, &taskv3.ShutdownRequest{ID: c.ID()})
+	ok(t, err)
+	eventually(t, 10*time.Second, "the shim to exit after Shutdown", func() bool { return !alive(shims[0]) })
+	// containerd's own record: its delete finds the shim gone.
+	_, _ = task.Delete(e.ctx)
+	e.remove(c)
 }
