@@ -77,11 +77,12 @@ for i in $(seq "$N"); do
 done
 cleanup
 
-# shim_pss PATTERN: the summed PSS (kB) of the processes whose argv[0] ends
-# in PATTERN.
+# shim_pss PATTERN: the summed PSS (kB) of the shims of this bench (argv[0]
+# ending in PATTERN, serving its namespace of its containerd): not those of
+# other daemons or namespaces on the machine.
 shim_pss() {
 	local total=0 pid
-	for pid in $(pgrep -f "^[^ ]*$1( |$)" || true); do
+	for pid in $(pgrep -f "^[^ ]*$1 -namespace $ns .*-address $CONTAINERD_ADDRESS( |$)" || true); do
 		local kb
 		kb=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0)
 		total=$((total + ${kb:-0}))
