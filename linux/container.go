@@ -237,7 +237,7 @@ func (c *Container) converse(conn *msg.Conn, terminal bool, socket string, onCon
 	for {
 		m, files, err := conn.Recv()
 		if err != nil {
-			if err == io.EOF || errors.Is(err, unix.ECONNRESET) {
+			if err == io.EOF {
 				return errInitExited
 			}
 			return err
@@ -604,6 +604,7 @@ func (c *Container) Exec(ctx context.Context, o ExecOpts) (int, error) {
 		}
 	}
 	if err != nil {
+		err = initDied(pid, err)
 		unix.Kill(pid, unix.SIGKILL)
 		return 0, err
 	}
@@ -801,15 +802,16 @@ func initDied(pid int, err error) error {
 	if werr := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); werr != nil {
 		return err
 	}
-	// Siginfo's union: si_pid, si_uid, si_status follow the three ints.
-	b := (*[128]byte)(unsafe.Pointer(&info))
-	code := *(*int32)(unsafe.Pointer(&b[8]))
-	status := *(*int32)(unsafe.Pointer(&b[24]))
-	switch code {
+	// The SIGCHLD layout of siginfo_t, which unix.Siginfo leaves opaque.
+	ch := (*struct {
+		signo, errno, code, _ int32
+		pid, uid, status      int32
+	})(unsafe.Pointer(&info))
+	switch ch.code {
 	case 1: // CLD_EXITED
-		return fmt.Errorf("%w (init exited with status %d)", err, status)
+		return fmt.Errorf("%w (init exited with status %d)", err, ch.status)
 	case 2, 3: // CLD_KILLED, CLD_DUMPED
-		return fmt.Errorf("%w (init killed by signal %s)", err, unix.SignalName(syscall.Signal(status)))
+		return fmt.Errorf("%w (init killed by signal %s)", err, unix.SignalName(syscall.Signal(ch.status)))
 	}
 	return err
 }

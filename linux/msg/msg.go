@@ -125,6 +125,11 @@ func (c *Conn) RecvRaw() ([]byte, []*os.File, error) {
 		if err == unix.EINTR {
 			continue
 		}
+		if err == unix.ECONNRESET && !reset {
+			// The peer went between the peek and this read.
+			reset = true
+			continue
+		}
 		if err != nil {
 			return nil, nil, err
 		}
