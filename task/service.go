@@ -206,9 +206,6 @@ const shutdownGrace = 200 * time.Millisecond
 // and its exit monitor both delete), which must get NotFound, not a closed
 // connection; a Create in that time keeps the shim.
 func (s *Service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*emptyResp, error) {
-	if s.shutdown == nil || s.containerCount() != 0 {
-		return empty, nil
-	}
 	s.exitWhenIdle(shutdownGrace)
 	return empty, nil
 }
