@@ -188,8 +188,7 @@ func TestMetrics(t *testing.T) {
 		// shortly after its execve, not at once (measured with runc
 		// too): wait for the one workload process.
 		var pids uint64
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		eventually(t, 5*time.Second, "pids.current to be 1", func() bool {
 			switch m := e.metrics(task).(type) {
 			case *cgroupsv1.Metrics:
 				if m.GetMemory().GetUsage().GetUsage() == 0 {
@@ -204,14 +203,11 @@ func TestMetrics(t *testing.T) {
 			default:
 				t.Fatalf("unexpected metrics type %T", m)
 			}
-			if pids == 1 || time.Now().After(deadline) {
-				break
+			if pids != 1 {
+				t.Logf("pids.current %d", pids)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if pids != 1 {
-			t.Errorf("pids.current: got %d, want 1", pids)
-		}
+			return pids == 1
+		})
 	})
 }
 
