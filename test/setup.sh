@@ -53,22 +53,10 @@ retry() {
 }
 
 step_apt() {
-	local missing="" p
-	for p in $APT_PACKAGES; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-	done
-	if [ -z "$missing" ]; then
-		log "apt packages: all present"
-		return
-	fi
-	log "apt packages: installing$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	retry 3 apt-get -o DPkg::Lock::Timeout=300 update -q
+	# shellcheck source=test/apt.sh
+	. "$(dirname "$0")/apt.sh"
 	# shellcheck disable=SC2086
-	retry 3 apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends $missing
-	for p in $missing; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || die "apt package $p did not install"
-	done
+	apt_ensure setup $APT_PACKAGES || die "apt packages did not install"
 }
 
 step_containerd() {

@@ -12,18 +12,12 @@ work=${CHECKPOINT_VM_DIR:-/var/tmp/railcar-checkpoint-vm}
 # What runs in the guest: engine (go test), cli (roundtrip.sh), shim
 # (shim.sh: ctr), podman (podman.sh).
 parts=${CHECKPOINT_PARTS:-engine cli shim podman}
-missing=""
 pkgs="qemu-system-x86 linux-image-amd64 busybox-static cpio criu"
 case " $parts " in *" podman "*) pkgs="$pkgs podman containernetworking-plugins";; esac
-for p in $pkgs; do
-	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	echo "checkpoint-test: installing$missing"
-	apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
-	# shellcheck disable=SC2086
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends $missing >/dev/null
-fi
+# shellcheck source=test/apt.sh
+. "$repo/test/apt.sh"
+# shellcheck disable=SC2086
+apt_ensure checkpoint-test $pkgs
 mkdir -p "$work.bin"
 (cd "$repo" && go test -c -tags "${BUILDTAGS:-seccomp}" -o "$work.bin/linux.test" ./linux/)
 # Copies: others may rebuild bin/ while the guest runs.

@@ -37,18 +37,9 @@ die() { echo "clients: $*" >&2; exit 1; }
 [ -x "$RUNC" ] || die "$RUNC missing (test/setup.sh)"
 # Debian's docker.io (20.10) and podman (4.3): installed here, not by
 # test/setup.sh (CI does not need them).
-missing=""
-for p in docker.io podman containernetworking-plugins curl python3; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	echo "clients: installing$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
-	# shellcheck disable=SC2086
-	apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends $missing >/dev/null ||
-		die "apt-get install$missing failed"
-fi
+# shellcheck source=test/apt.sh
+. "$repo/test/apt.sh"
+apt_ensure clients docker.io podman containernetworking-plugins curl python3 || die "apt-get install failed"
 for b in /usr/sbin/dockerd /usr/bin/docker /usr/bin/podman /usr/bin/conmon /usr/lib/cni/bridge curl python3; do
 	command -v "$b" >/dev/null || die "$b missing after installing docker.io podman containernetworking-plugins"
 done
